@@ -56,6 +56,7 @@ class BackboneSpec:
     preprocessing: dict[str, Preprocessing]  # weights id -> preprocessing ("*" for all)
     description: str = ""
     source: dict[str, str] = field(default_factory=dict)  # weights id -> where the file comes from
+    imagenet: bool = True  # are the published weights ImageNet-1k classifiers?
 
     def preprocessing_for(self, weights_id: str | None) -> Preprocessing:
         return self.preprocessing.get(weights_id or "", self.preprocessing.get("*")) or next(iter(self.preprocessing.values()))
@@ -79,6 +80,11 @@ class Backbone:
     @property
     def feature_dim(self) -> int:
         return self.head.in_features
+
+    @property
+    def has_imagenet_head(self) -> bool:
+        """True when ``head`` really predicts the 1000 ImageNet classes (trained weights, not random)."""
+        return self.spec.imagenet and self.head.out_features == 1000 and not self.weights_id.startswith("random")
 
     @property
     def identity(self) -> dict:

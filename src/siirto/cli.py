@@ -159,8 +159,8 @@ def cmd_classify(args) -> int:
     from .extract import features_of_images, load_image
 
     net = load_backbone(args.backbone, args.weights_id, args.weights_file)
-    if net.head.out_features != 1000:
-        raise SiirtoError(f"{args.backbone}'s head has {net.head.out_features} outputs, not the 1000 ImageNet classes")
+    if not net.has_imagenet_head:
+        raise SiirtoError(f"{args.backbone} ({net.weights_id}) has no trained ImageNet head to classify with")
     names = imagenet_categories()
     dataset = dataset_from_paths(args.images)
     for sample in dataset.samples:

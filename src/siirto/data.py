@@ -110,12 +110,13 @@ def find_images(root: str | Path, allow_unlabelled: bool = False) -> Dataset:
     if not images:
         raise SiirtoError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     parts = [PurePosixPath(f).parts for f in images]
-    # A zip (or folder) with one top folder around everything: look inside it.
+    # A zip (or folder) with one top folder around everything: look inside it -- unless that
+    # folder is a split of a train/<label>/<file> tree (Kaggle's train.zip holds train/cat.0.jpg).
     strip = 0
     while (
         all(len(p) > strip + 1 for p in parts)
         and len({p[strip] for p in parts}) == 1
-        and parts[0][strip].lower() not in SPLIT_NAMES
+        and not (parts[0][strip].lower() in SPLIT_NAMES and all(len(p) == strip + 3 for p in parts))
     ):
         strip += 1
     rel = [p[strip:] for p in parts]
@@ -213,7 +214,7 @@ def decode_image(data: bytes, draft_size: int | None = None, max_pixels: int = M
     except UnidentifiedImageError:
         raise BadImage("not an image (unrecognised format)") from None
     except Exception as exc:
-        raise BadImage(f"unreadable image header ({exc.__class__.__name__}: {exc})") from None
+        raise BadImage(f"{_kind(exc, 'unreadable image header')} ({exc.__class__.__name__}: {exc})") from None
     w, h = im.size
     if w * h > max_pixels:
         raise BadImage(f"too large: {w}x{h} = {w * h / 1e6:.0f} Mpixel, over the {max_pixels / 1e6:.0f} Mpixel limit")
@@ -227,13 +228,16 @@ def decode_image(data: bytes, draft_size: int | None = None, max_pixels: int = M
                 im.draft(im.mode, (max(1, int(w / scale)), max(1, int(h / scale))))
         im.load()
     except Exception as exc:
-        reason = "truncated file" if "truncated" in str(exc).lower() else "corrupt image data"
-        raise BadImage(f"{reason} ({exc.__class__.__name__}: {exc})") from None
+        raise BadImage(f"{_kind(exc, 'corrupt image data')} ({exc.__class__.__name__}: {exc})") from None
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:
         pass  # a broken EXIF block is not worth losing the picture over
     return to_rgb(im)
+
+
+def _kind(exc: Exception, otherwise: str) -> str:
+    return "truncated file" if "truncat" in str(exc).lower() else otherwise
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -86,10 +86,12 @@ def evaluate_probe(
     metrics.setdefault("n_train", probe.info.get("n_train"))
     metrics["C"] = probe.info.get("C")
     metrics["cv_accuracy"] = probe.info.get("cv_accuracy")
-    baseline = catdog_imagenet_baseline(test.features, backbone.head, list(test.labels)) if len(test.paths) else None
-    if baseline and not backbone.weights_id.startswith("random"):
+    baseline = None
+    if len(test.paths) and backbone.has_imagenet_head:
+        baseline = catdog_imagenet_baseline(test.features, backbone.head, list(test.labels))
+    if baseline:
         metrics["imagenet_baseline"] = baseline
-        metrics["kaggle"] = kaggle_placement(metrics["accuracy"])
+        metrics["kaggle"] = kaggle_placement(metrics["accuracy"], metrics["n_test"])
     worst = worst_errors(test.paths, list(test.labels), probs, probe.classes)
     metrics["worst_errors"] = worst
     metrics["files"] = {"confusion_matrix": "confusion_matrix.png", "metrics": "metrics.json"}

@@ -74,11 +74,13 @@ def catdog_imagenet_baseline(features: np.ndarray, head: torch.nn.Linear, labels
     }
 
 
-def kaggle_placement(accuracy: float) -> str:
+def kaggle_placement(accuracy: float, n_test: int | None = None) -> str:
+    caveat = (f" -- on your {n_test} test images, not Kaggle's 12,500, so this is a comparison, not a rank"
+              if n_test else "")
     for score, who in KAGGLE_REFERENCES:
         if accuracy >= score:
-            return f"{accuracy:.2%} is at or above {who} ({score:.2%}) on Kaggle Dogs vs. Cats (2013)"
-    return f"{accuracy:.2%} is below 6th place (98.10%) on Kaggle Dogs vs. Cats (2013); the winner had 98.90%"
+            return f"Kaggle Dogs vs. Cats (2013): {accuracy:.2%} is at or above {who}, {score:.2%}{caveat}"
+    return f"Kaggle Dogs vs. Cats (2013): {accuracy:.2%} is below 6th place (98.10%; the winner had 98.90%){caveat}"
 
 
 # ------------------------------------------------------------------------------------------ plots
