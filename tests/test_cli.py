@@ -100,7 +100,7 @@ def test_demo_runs_the_real_pipeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "efficientnet_lite0 (imagenet)" in out and "skipped 2 file(s)" in out
     m = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert m["accuracy"] >= 0.8 and m["n_train"] + m["n_test"] == 34  # 36 drawn, 2 broken
+    assert m["accuracy"] >= 0.8 and m["n_train"] + m["n_test"] == 36  # + 2 broken files
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
