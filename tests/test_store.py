@@ -50,6 +50,25 @@ def test_changed_and_new_files_are_recomputed_only(imagefolder, tmp_path):
     assert not np.allclose(table.features[table.paths.index("red/red_03.jpg")], before)
 
 
+def test_touched_but_unchanged_file_is_not_recomputed(imagefolder, tmp_path):
+    _extract(imagefolder, tmp_path / "s")
+    os.utime(imagefolder / "red" / "red_01.jpg", ns=(1, 1))  # new stamp, same bytes
+    _, again = _extract(imagefolder, tmp_path / "s")
+    assert (again.computed, again.cached) == (0, 20)
+
+
+def test_zip_members_are_cached_too(imagefolder, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "d.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(imagefolder.rglob("*.jpg")):
+            z.write(f, f.relative_to(imagefolder).as_posix())
+    first = _extract(archive, tmp_path / "s")[1]
+    again = _extract(archive, tmp_path / "s")[1]
+    assert (first.computed, again.computed, again.cached) == (20, 0, 20)
+
+
 def test_backbones_and_preprocessing_never_mix(imagefolder, tmp_path):
     tiny = load_backbone(TINY)
     _extract(imagefolder, tmp_path / "s", tiny)

@@ -68,14 +68,23 @@ class ImageSource:
             names = []
             for dirpath, dirnames, filenames in os.walk(self.root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                rel = Path(dirpath).relative_to(self.root)
-                names += [(rel / f).as_posix() for f in filenames]
+                rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+                prefix = "" if rel == "." else rel + "/"
+                names += [prefix + f for f in filenames]
         return sorted(n for n in names if not _hidden(n))
 
     def read_bytes(self, path: str) -> bytes:
         if self._zip is not None:
             return self._zip.read(path)
         return (self.root / path).read_bytes()
+
+    def stamp(self, path: str) -> str:
+        """Cheap change detector, read without opening the file: size + mtime (size + CRC-32 in a zip)."""
+        if self._zip is not None:
+            info = self._zip.getinfo(path)
+            return f"{info.file_size}:{info.CRC:08x}"
+        st = (self.root / path).stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
     def display(self, path: str) -> str:
         """A name for messages: the real file, or ``archive.zip!member``."""
@@ -106,7 +115,8 @@ def find_images(root: str | Path, allow_unlabelled: bool = False) -> Dataset:
     source = ImageSource.open(root)
     files = source.list_files()
     images = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_EXTENSIONS]
-    ignored = [f for f in files if f not in set(images)]
+    image_set = set(images)
+    ignored = [f for f in files if f not in image_set]
     if not images:
         raise SiirtoError(f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     parts = [PurePosixPath(f).parts for f in images]

@@ -178,7 +178,7 @@ def _new_engine(backbone: Backbone, device: str, engine: str) -> Callable[[np.nd
 class ExtractResult:
     computed: int = 0
     cached: int = 0
-    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"} (this run's and cached)
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}, including earlier runs' skips
     seconds: float = 0.0
     engine: str = "none (all cached)"
 
@@ -218,20 +218,24 @@ def extract(
 
     def work(sample: Sample):
         try:
+            stamp = dataset.source.stamp(sample.path)
+            stored_sha, stored_stamp, _ = known.get(sample.path, (None, None, None))
+            if stamp == stored_stamp:
+                return sample, stored_sha, stamp, "cached", None
             data = dataset.source.read_bytes(sample.path)
-        except OSError as exc:
-            return sample, None, None, f"cannot read file ({exc})"
+        except (OSError, KeyError) as exc:
+            return sample, None, None, None, f"cannot read file ({exc})"
         sha = hashlib.blake2b(data, digest_size=16).hexdigest()
-        if known.get(sample.path) == sha:
-            return sample, sha, "cached", None
+        if sha == stored_sha:  # touched, not changed
+            return sample, sha, stamp, "cached", None
         try:
-            return sample, sha, prepare(decode_image(data, draft_size=pre.resize), pre), None
+            return sample, sha, stamp, prepare(decode_image(data, draft_size=pre.resize), pre), None
         except BadImage as exc:
-            return sample, sha, None, str(exc)
+            return sample, sha, stamp, None, str(exc)
 
     bar = _progress(len(dataset.samples), progress, f"features ({backbone.name})")
     pending_rows: list[dict] = []
-    batch: list[tuple[Sample, str, np.ndarray]] = []
+    batch: list[tuple[Sample, str, str, np.ndarray]] = []
 
     def flush():
         nonlocal runner
@@ -239,44 +243,45 @@ def extract(
             if runner is None:
                 runner = make_engine(backbone, device, engine)
                 result.engine = getattr(runner, "name", "torch")
-            features = runner(np.stack([b[2] for b in batch]))
-            for (sample, sha, _), vector in zip(batch, features):
-                pending_rows.append(_row(sample, sha, None, vector))
+            features = runner(np.stack([b[3] for b in batch]))
+            for (sample, sha, stamp, _), vector in zip(batch, features):
+                pending_rows.append(_row(sample, sha, stamp, None, vector))
             result.computed += len(batch)
         store.append(pending_rows)  # one atomic shard: a kill loses at most this batch
         pending_rows.clear()
         batch.clear()
 
     workers = workers or min(4, max(2, os.cpu_count() or 1))
-    for sample, sha, value, error in _bounded_map(work, dataset.samples, workers, ahead=2 * batch_size):
+    for sample, sha, stamp, value, error in _bounded_map(work, dataset.samples, workers, ahead=2 * batch_size):
         if error is not None:
             result.skipped.append({"path": sample.path, "reason": error})
             if sha is not None:
-                pending_rows.append(_row(sample, sha, error, None))
+                pending_rows.append(_row(sample, sha, stamp, error, None))
         elif isinstance(value, str):
-            result.cached += 1
+            earlier_error = known[sample.path][2]
+            if earlier_error is None:
+                result.cached += 1
+            else:  # skipped in an earlier run, and still the same file: report it again
+                result.skipped.append({"path": sample.path, "reason": earlier_error})
         else:
-            batch.append((sample, sha, value))
+            batch.append((sample, sha, stamp, value))
             if len(batch) >= batch_size:
                 flush()
         bar.update(1)
     flush()
     bar.close()
     store.compact()
-    # Files skipped in an earlier run are still skipped: report them too.
-    reported = {s["path"] for s in result.skipped}
-    current = [s.path for s in dataset.samples]
-    result.skipped += [s for s in store.load(current).skipped if s["path"] not in reported]
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _row(sample: Sample, sha: str, error: str | None, vector) -> dict:
+def _row(sample: Sample, sha: str, stamp: str, error: str | None, vector) -> dict:
     return {
         "path": sample.path,
         "label": sample.label,
         "split": sample.split,
         "sha": sha,
+        "stamp": stamp,
         "error": error,
         "feature": None if vector is None else np.asarray(vector, dtype=np.float32),
     }

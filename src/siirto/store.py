@@ -2,7 +2,9 @@
 
 Layout: ``STORE/<backbone>-<identity>/`` holds ``store.json`` (backbone, weights id, preprocessing)
 and ``part-<time>.parquet`` shards. Each image has a row: relative path, label, layout split,
-content hash (BLAKE2b of the file bytes), the feature vector, and the reason if it was skipped.
+content hash (BLAKE2b of the file bytes), a stamp (size + mtime), the feature vector, and the
+reason if it was skipped. A file whose stamp is unchanged is not even read on a re-run; one whose
+stamp changed is read and hashed, and recomputed only if its content changed.
 
 Why Parquet (pyarrow): columnar, compressed, typed, readable from pandas/polars/duckdb without
 siirto; a fixed-size float32 list column keeps the vectors exact. Why shards: each batch is written
@@ -29,7 +31,7 @@ import pyarrow.parquet as pq
 from .backbones import identity_hash
 from .errors import SiirtoError
 
-FORMAT = "siirto.features/1"
+FORMAT = "siirto.features/2"
 
 
 @dataclass
@@ -77,6 +79,7 @@ class FeatureStore:
                 ("label", pa.string()),
                 ("split", pa.string()),
                 ("sha", pa.string()),
+                ("stamp", pa.string()),
                 ("error", pa.string()),
                 ("feature", pa.list_(pa.float32(), feature_dim)),
             ]
@@ -104,11 +107,11 @@ class FeatureStore:
     def _shards(self) -> list[Path]:
         return sorted(self.dir.glob("part-*.parquet"))
 
-    def _read_latest(self) -> pa.Table | None:
+    def _read_latest(self, columns: list[str] | None = None) -> pa.Table | None:
         tables = []
         for shard in self._shards():
             try:
-                tables.append(pq.read_table(shard, schema=self.schema))
+                tables.append(pq.read_table(shard, schema=self.schema, columns=columns))
             except Exception:
                 # Only a foreign or damaged file can fail here (ours are renamed into place whole).
                 shard.rename(shard.with_suffix(".damaged"))
@@ -121,15 +124,16 @@ class FeatureStore:
             return table
         return table.take(pa.array(sorted(last.values()), type=pa.int64()))
 
-    def index(self) -> dict[str, str]:
-        """path -> content hash of what is stored (skipped files included: they are not re-read)."""
-        table = self._read_latest()
+    def index(self) -> dict[str, tuple[str, str, str | None]]:
+        """path -> (content hash, stamp, skip reason) of what is stored; skipped files are not re-read."""
+        table = self._read_latest(["path", "sha", "stamp", "error"])  # not the vectors: fast
         if table is None:
             return {}
-        return dict(zip(table.column("path").to_pylist(), table.column("sha").to_pylist()))
+        cols = [table.column(c).to_pylist() for c in ("sha", "stamp", "error")]
+        return dict(zip(table.column("path").to_pylist(), zip(*cols)))
 
     def append(self, rows: list[dict]) -> None:
-        """Write one shard atomically. Rows: path, label, split, sha, error, feature (None if error)."""
+        """Write one shard atomically. Rows: path, label, split, sha, stamp, error, feature (None if error)."""
         if not rows:
             return
         table = pa.Table.from_pylist(rows, schema=self.schema)
