@@ -119,6 +119,8 @@ class OnnxEngine:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.log_severity_level = 3
+        # Idle ORT threads would otherwise spin-wait, taking the cores the decode threads need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception:  # a damaged cache file: export again

@@ -167,7 +167,6 @@ def train_head_on_features(
 def train_on_images(
     model: TransferModel,
     batches,
-    targets_of,
     epochs: int = 5,
     lr: float = 1e-3,
     seed: int = 0,
