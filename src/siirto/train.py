@@ -145,13 +145,9 @@ def train_head_on_features(
         total_loss, correct = 0.0, 0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            logits = head(features[idx])
-            loss = loss_fn(logits, targets[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == targets[idx]).sum())
+            loss_sum, right = _train_step(head, features[idx], targets[idx], optimizer, loss_fn)
+            total_loss += loss_sum
+            correct += right
         row = {"epoch": epoch, "loss": total_loss / len(order), "accuracy": correct / len(order),
                "images_per_second": len(order) / (time.perf_counter() - started)}
         if X_val is not None and len(X_val):
@@ -189,14 +185,9 @@ def train_on_images(
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         for images, targets in batches(epoch, generator):
-            images, targets = images.to(device), targets.to(device)
-            logits = model(images)
-            loss = loss_fn(logits, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(targets)
-            correct += int((logits.argmax(1) == targets).sum())
+            loss_sum, right = _train_step(model, images.to(device), targets.to(device), optimizer, loss_fn)
+            total_loss += loss_sum
+            correct += right
             seen += len(targets)
         row = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen,
                "images_per_second": seen / (time.perf_counter() - started)}
@@ -204,6 +195,16 @@ def train_on_images(
         log(_epoch_line(row))
     model.eval()
     return history
+
+
+def _train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, optimizer, loss_fn) -> tuple[float, int]:
+    """One optimisation step, shared by both paths; returns (summed loss, correct predictions)."""
+    logits = model(inputs)
+    loss = loss_fn(logits, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item() * len(targets), int((logits.argmax(1) == targets).sum())
 
 
 def _epoch_line(row: dict) -> str:
