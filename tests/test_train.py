@@ -13,7 +13,7 @@ from torch import nn
 from siirto.backbones import load_backbone
 from siirto.errors import SiirtoError
 from siirto.train import (
-    TransferModel, count_parameters, freeze, make_head, train_head_on_features, train_on_images,
+    TransferModel, count_parameters, freeze, make_head, train_head_on_features, train_loop,
 )
 
 from conftest import TINY
@@ -101,8 +101,10 @@ def test_head_on_cached_features_equals_head_through_frozen_base():
         for i in range(0, len(order), 8):
             yield images[order[i : i + 8]], targets[order[i : i + 8]]
 
-    train_on_images(slow, batches, epochs=3, lr=0.01, log=lambda _: None)
-    train_head_on_features(fast_head, features, targets.numpy(), epochs=3, lr=0.01, batch_size=8, log=lambda _: None)
+    train_loop(slow, batches, epochs=3, lr=0.01, log=lambda _: None)
+    history = train_head_on_features(fast_head, features, targets.numpy(), features, targets.numpy(),
+                                     epochs=3, lr=0.01, batch_size=8, log=lambda _: None)
+    assert [r["epoch"] for r in history.rows] == [1, 2, 3] and 0 <= history.best()["val_accuracy"] <= 1
     for a, b in zip(slow.head.parameters(), fast_head.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     with torch.no_grad():

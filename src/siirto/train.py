@@ -130,50 +130,39 @@ def train_head_on_features(
     seed: int = 0,
     log=print,
 ) -> History:
-    """The fast path: train ``head`` on stored features (the frozen base's output), in the same
-    order, batches and optimizer as the loop over images would use."""
-    seed_everything(seed)
+    """The fast path: the same loop, fed the stored features (the frozen base's output) instead of
+    images, in the same order and batches."""
     features, targets = torch.from_numpy(np.asarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
-    optimizer = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    history = History()
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        head.train()
+
+    def batches(epoch, generator):
         order = torch.randperm(len(features), generator=generator)
-        total_loss, correct = 0.0, 0
         for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            loss_sum, right = _train_step(head, features[idx], targets[idx], optimizer, loss_fn)
-            total_loss += loss_sum
-            correct += right
-        row = {"epoch": epoch, "loss": total_loss / len(order), "accuracy": correct / len(order),
-               "images_per_second": len(order) / (time.perf_counter() - started)}
-        if X_val is not None and len(X_val):
-            head.eval()
+            yield features[order[i : i + batch_size]], targets[order[i : i + batch_size]]
+
+    validate = None
+    if X_val is not None and len(X_val):
+        val_features = torch.from_numpy(np.asarray(X_val, np.float32))
+
+        def validate(model):
             with torch.no_grad():
-                row["val_accuracy"] = float((head(torch.from_numpy(np.asarray(X_val, np.float32))).argmax(1).numpy() == y_val).mean())
-        history.add(**row)
-        log(_epoch_line(row))
-    head.eval()
-    return history
+                return float((model(val_features).argmax(1).numpy() == np.asarray(y_val)).mean())
+
+    return train_loop(head, batches, epochs, lr, seed, "cpu", log, validate)
 
 
-def train_on_images(
-    model: TransferModel,
+def train_loop(
+    model: nn.Module,
     batches,
     epochs: int = 5,
     lr: float = 1e-3,
     seed: int = 0,
     device: str = "cpu",
     log=print,
+    validate=None,
 ) -> History:
-    """The slow path, as in the course notebook: every epoch runs the images through the body.
-
-    ``batches(epoch, generator)`` yields (image tensor, target tensor) pairs; used by the benchmark
-    and the fast-path test with exactly the sample order of ``train_head_on_features``.
-    """
+    """Train the parameters that require grad. ``batches(epoch, generator)`` yields (inputs, targets):
+    images through a partly frozen network (the course notebook's way), or cached features into a head.
+    ``validate(model)`` returns the validation accuracy after each epoch."""
     seed_everything(seed)
     model.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -184,16 +173,18 @@ def train_on_images(
         started = time.perf_counter()
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for images, targets in batches(epoch, generator):
-            loss_sum, right = _train_step(model, images.to(device), targets.to(device), optimizer, loss_fn)
+        for inputs, targets in batches(epoch, generator):
+            loss_sum, right = _train_step(model, inputs.to(device), targets.to(device), optimizer, loss_fn)
             total_loss += loss_sum
             correct += right
             seen += len(targets)
         row = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen,
                "images_per_second": seen / (time.perf_counter() - started)}
+        model.eval()
+        if validate is not None:
+            row["val_accuracy"] = validate(model)
         history.add(**row)
         log(_epoch_line(row))
-    model.eval()
     return history
 
 
