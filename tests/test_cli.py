@@ -109,3 +109,22 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("siirto: error:") and "missing" in err and "Traceback" not in err
     assert main(["fit", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
     assert "no feature store" in capsys.readouterr().err
+
+
+def test_run_fit_and_evaluate_agree_on_the_test_split_when_files_are_bad(tmp_path, capsys):
+    """Bad files must not shift the split: fit + evaluate must test on exactly the images run tests on,
+    and never on an image the model was trained on."""
+    data = make_imagefolder(tmp_path / "data", labels=("red", "blue"), per_class=9)
+    for i in range(4):
+        (data / "red" / f"a_broken_{i}.jpg").write_bytes(b"")
+    assert main(["run", str(data), "--out", str(tmp_path / "r"), "--backbone", TINY, "--quiet", "--seed", "5"]) == 0
+    run_m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert main(["extract", str(data), "--out", str(tmp_path / "f"), "--backbone", TINY, "--quiet"]) == 0
+    assert main(["fit", str(tmp_path / "f"), "--out", str(tmp_path / "m"), "--seed", "5"]) == 0
+    assert main(["evaluate", str(tmp_path / "m"), str(data), "--out", str(tmp_path / "e"),
+                 "--store", str(tmp_path / "f"), "--quiet"]) == 0
+    eval_m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert (run_m["n_train"], run_m["n_test"]) == (eval_m["n_train"], eval_m["n_test"]) == (14, 4)
+    assert run_m["test_paths"] == eval_m["test_paths"]
+    trained = set(json.loads((tmp_path / "m" / "model.json").read_text())["info"]["train_paths"])
+    assert not trained & set(eval_m["test_paths"])

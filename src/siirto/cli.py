@@ -194,23 +194,14 @@ def cmd_extract(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .data import Sample, train_test_split
-    from .probe import fit_probe
-    from .store import FeatureStore
+    from .pipeline import fit
 
-    store = FeatureStore.open(args.features, args.backbone)
-    table = store.load()
-    if any(label is None for label in table.labels):
-        raise SiirtoError(f"{args.features}: some stored images have no label; fit needs labelled data")
-    samples = [Sample(p, lab, sp) for p, lab, sp in zip(table.paths, table.labels, table.splits)]
-    train, test = train_test_split(samples, args.test_size, args.seed)
-    train_t = table.select([s.path for s in train])
-    probe = fit_probe(train_t.features, train_t.labels, store.identity, _cs(args.Cs), not args.no_standardize, seed=args.seed)
-    probe.info.update({"test_size": args.test_size, "seed": args.seed, "n_test_held_out": len(test)})
-    probe.save(args.out)
+    probe, held_out = fit(args.features, args.out, args.backbone, args.test_size, args.seed, _cs(args.Cs),
+                          not args.no_standardize)
     cv = probe.info["cv_accuracy"]
-    print(f"trained on {len(train_t.paths)} images ({len(test)} held out for testing); classes {', '.join(probe.classes)}; "
-          f"C={probe.info['C']}" + (f", {probe.info['cv_folds']}-fold CV accuracy {cv:.2%}" if cv is not None else ""))
+    print(f"trained on {probe.info['n_train']} images ({len(held_out.paths)} held out for testing); "
+          f"classes {', '.join(probe.classes)}; C={probe.info['C']}"
+          + (f", {probe.info['cv_folds']}-fold CV accuracy {cv:.2%}" if cv is not None else ""))
     print(f"model: {args.out}")
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
-from .data import Dataset, dataset_from_paths, find_images, train_test_split
+from .data import Dataset, Sample, dataset_from_paths, find_images, train_test_split
 from .errors import SiirtoError
 from .extract import ExtractResult, cache_dir, extract
 from .probe import DEFAULT_CS, LinearProbe, fit_probe
@@ -59,6 +59,37 @@ def backbone_for(identity: dict, weights_file: str | None = None) -> Backbone:
     return backbone
 
 
+def split_table(table: FeatureTable, test_size: float, seed: int) -> tuple[FeatureTable, FeatureTable]:
+    """The one train/test split used by run, fit and evaluate alike: over the *usable* images only,
+    so a bad file (or a fixed one) never shifts which images are held out."""
+    samples = [Sample(p, lab, sp) for p, lab, sp in zip(table.paths, table.labels, table.splits)]
+    train, test = train_test_split(samples, test_size, seed)
+    return table.select([s.path for s in train]), table.select([s.path for s in test])
+
+
+def fit(
+    features: str | Path, out: str | Path, backbone: str | None = None, test_size: float = 0.2, seed: int = 0,
+    Cs: tuple[float, ...] = DEFAULT_CS, standardize: bool = True,
+) -> tuple[LinearProbe, FeatureTable]:
+    """Train a logistic regression on a feature store's training split; returns the probe and the held-out table."""
+    store = FeatureStore.open(features, backbone)
+    table = store.load()
+    if any(label is None for label in table.labels):
+        raise SiirtoError(f"{features}: some stored images have no label; fit needs labelled data")
+    train_t, test_t = split_table(table, test_size, seed)
+    return _fit_split(train_t, store.identity, out, Cs, standardize, test_size, seed), test_t
+
+
+def _fit_split(train_t: FeatureTable, identity: dict, out, Cs, standardize, test_size, seed, **info) -> LinearProbe:
+    if len(set(train_t.labels)) < 2:
+        raise SiirtoError(f"need at least two classes with usable images to train, found {sorted(set(train_t.labels))}")
+    probe = fit_probe(train_t.features, list(train_t.labels), identity, Cs, standardize, seed=seed)
+    # The training paths go with the model, so any later evaluation can be checked for leakage.
+    probe.info.update({"test_size": test_size, "seed": seed, "train_paths": list(train_t.paths), **info})
+    probe.save(Path(out))
+    return probe
+
+
 def evaluate_probe(
     probe: LinearProbe,
     backbone: Backbone,
@@ -92,6 +123,7 @@ def evaluate_probe(
     if baseline:
         metrics["imagenet_baseline"] = baseline
         metrics["kaggle"] = kaggle_placement(metrics["accuracy"], metrics["n_test"])
+    metrics["test_paths"] = list(test.paths)
     worst = worst_errors(test.paths, list(test.labels), probs, probe.classes)
     metrics["worst_errors"] = worst
     metrics["files"] = {"confusion_matrix": "confusion_matrix.png", "metrics": "metrics.json"}
@@ -126,14 +158,8 @@ def run(
     dataset, feature_store, extracted = extract_dataset(
         data, net, store if store is not None else out / "features", batch_size, device, progress
     )
-    train, test = train_test_split(dataset.samples, test_size, seed)
-    table = feature_store.load([s.path for s in dataset.samples])
-    train_t, test_t = table.select([s.path for s in train]), table.select([s.path for s in test])
-    if len(set(train_t.labels)) < 2:
-        raise SiirtoError(f"{data}: need at least two classes with usable images, found {sorted(set(train_t.labels))}")
-    probe = fit_probe(train_t.features, list(train_t.labels), net.identity, Cs, standardize, seed=seed)
-    probe.info.update({"test_size": test_size, "seed": seed, "data": str(data)})
-    probe.save(out / "model")
+    train_t, test_t = split_table(feature_store.load([s.path for s in dataset.samples]), test_size, seed)
+    probe = _fit_split(train_t, net.identity, out / "model", Cs, standardize, test_size, seed, data=str(data))
     extra = {
         "data": str(data),
         "layout": dataset.layout,
@@ -157,11 +183,9 @@ def evaluate(
     probe = LinearProbe.load(model)
     net = backbone_for(probe.identity, weights_file)
     dataset, feature_store, extracted = extract_dataset(data, net, store, batch_size, device, progress)
-    if split == "all":
-        chosen = dataset.samples
-    else:
-        _, chosen = train_test_split(dataset.samples, probe.info.get("test_size", 0.2), probe.info.get("seed", 0))
-    table = feature_store.load([s.path for s in chosen])
+    table = feature_store.load([s.path for s in dataset.samples])
+    if split != "all":
+        _, table = split_table(table, probe.info.get("test_size", 0.2), probe.info.get("seed", 0))
     extra = {"data": str(data), "split": split, "skipped": extracted.skipped}
     return evaluate_probe(probe, net, dataset, table, Path(out), extra)
 
