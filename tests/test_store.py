@@ -149,3 +149,16 @@ def test_kill_dash_nine_then_resume(tmp_path):
     _, resumed = _extract(data, store_root, net)
     assert resumed.cached == done and resumed.computed == 40 - done
     assert len(store.load().paths) == 40
+
+
+def test_damaged_onnx_cache_file_is_exported_again(imagefolder, tmp_path):
+    from siirto import extract as extract_module
+
+    net = load_backbone(TINY)
+    engine = extract_module.OnnxEngine(net)
+    onnx_files = list((extract_module.cache_dir() / "onnx").glob(f"{TINY}-{net.identity_hash}-*.onnx"))
+    assert len(onnx_files) == 1
+    onnx_files[0].write_bytes(b"garbage")
+    batch = np.zeros((2, 32, 32, 3), np.uint8)
+    again = extract_module.OnnxEngine(net)
+    np.testing.assert_allclose(again(batch), engine(batch), atol=1e-6)

@@ -55,9 +55,14 @@ def prepare(image: Image.Image, pre: Preprocessing) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + pre.crop, top + pre.crop)), dtype=np.uint8)
 
 
+def image_from_bytes(data: bytes, pre: Preprocessing) -> np.ndarray:
+    """Encoded file -> the network's uint8 input; raises BadImage."""
+    return prepare(decode_image(data, draft_size=pre.resize), pre)
+
+
 def load_image(source: ImageSource, path: str, pre: Preprocessing) -> np.ndarray:
     """Read, decode and prepare one file; raises BadImage."""
-    return prepare(decode_image(source.read_bytes(path), draft_size=pre.resize), pre)
+    return image_from_bytes(source.read_bytes(path), pre)
 
 
 class Normalized(nn.Module):
@@ -114,19 +119,21 @@ class OnnxEngine:
 
         key = f"{backbone.name}-{backbone.identity_hash}-torch{torch.__version__.split('+')[0]}"
         path = cache_dir() / "onnx" / f"{key}.onnx"
-        if not path.exists():
-            export_onnx(Normalized(backbone.body, backbone.preprocessing).eval(), backbone.preprocessing.crop, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.log_severity_level = 3
         # Idle ORT threads would otherwise spin-wait, taking the cores the decode threads need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception:  # a damaged cache file: export again
-            path.unlink(missing_ok=True)
-            export_onnx(Normalized(backbone.body, backbone.preprocessing).eval(), backbone.preprocessing.crop, path)
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for attempt in (1, 2):  # a damaged cached file is exported again, once
+            if not path.exists():
+                export_onnx(Normalized(backbone.body, backbone.preprocessing).eval(), backbone.preprocessing.crop, path)
+            try:
+                self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                break
+            except Exception:
+                path.unlink(missing_ok=True)
+                if attempt == 2:
+                    raise
         self.input = self.session.get_inputs()[0].name
         self.name = "onnxruntime-cpu"
 
@@ -231,7 +238,7 @@ def extract(
         if sha == stored_sha:  # touched, not changed
             return sample, sha, stamp, "cached", None
         try:
-            return sample, sha, stamp, prepare(decode_image(data, draft_size=pre.resize), pre), None
+            return sample, sha, stamp, image_from_bytes(data, pre), None
         except BadImage as exc:
             return sample, sha, stamp, None, str(exc)
 

@@ -48,12 +48,13 @@ class FeatureTable:
     def select(self, paths: list[str]) -> "FeatureTable":
         index = {p: i for i, p in enumerate(self.paths)}
         rows = [index[p] for p in paths if p in index]
+        wanted = set(paths)
         return FeatureTable(
             [self.paths[i] for i in rows],
             [self.labels[i] for i in rows],
             [self.splits[i] for i in rows],
             self.features[rows],
-            [s for s in self.skipped if s["path"] in set(paths)],
+            [s for s in self.skipped if s["path"] in wanted],
             self.identity,
         )
 
