@@ -18,6 +18,7 @@ from conftest import TINY, colour_image, make_imagefolder
 def data(tmp_path):
     root = make_imagefolder(tmp_path / "data", labels=("red", "blue", "green"), per_class=10)
     (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (root / "blue" / "IMG_0001.heic").write_bytes(b"not readable here")
     return root
 
 
@@ -25,6 +26,7 @@ def test_extract_fit_evaluate_predict(data, tmp_path, capsys):
     assert main(["extract", str(data), "--out", str(tmp_path / "f"), "--backbone", TINY, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "31 images" in out and "30 computed" in out and "broken.jpg" in out
+    assert "ignored 1 file(s) that are not a supported image type (.heic)" in out
     assert main(["fit", str(tmp_path / "f"), "--out", str(tmp_path / "m"), "--test-size", "0.2"]) == 0
     assert "held out" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path / "m"), str(data), "--out", str(tmp_path / "e"), "--quiet"]) == 0
@@ -44,7 +46,7 @@ def test_run_writes_the_report(data, tmp_path, capsys):
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     for key in ("accuracy", "n_train", "n_test", "backbone", "per_class", "skipped"):
         assert key in m
-    assert m["n_train"] + m["n_test"] == 30 and m["backbone"] == TINY
+    assert m["n_train"] + m["n_test"] == 30 and m["backbone"] == TINY and m["ignored"] == ["blue/IMG_0001.heic"]
     assert set(m["per_class"]) == {"red", "blue", "green"} and m["skipped"][0]["path"] == "red/broken.jpg"
     assert (tmp_path / "r" / "confusion_matrix.png").stat().st_size > 1000
     assert (tmp_path / "r" / "model" / "model.json").exists()

@@ -189,6 +189,10 @@ def cmd_extract(args) -> int:
           f"in {result.seconds:.1f} s ({result.images_per_second:.1f} img/s, {result.engine})")
     for s in result.skipped:
         print(f"  skipped {dataset.source.display(s['path'])}: {s['reason']}")
+    if dataset.ignored:
+        from .report import ignored_line
+
+        print(f"  {ignored_line(dataset.ignored)}")
     print(f"features: {store.dir}")
     return 0
 

@@ -166,6 +166,7 @@ def run(
         "n_train": len(train_t.paths),
         "split": {"test_size": test_size, "seed": seed} if dataset.layout != "splits" else "from the folder layout",
         "skipped": extracted.skipped,
+        "ignored": dataset.ignored,
         "extraction": {"computed": extracted.computed, "cached": extracted.cached, "engine": extracted.engine,
                        "seconds": round(extracted.seconds, 2), "images_per_second": round(extracted.images_per_second, 1)},
     }

@@ -151,4 +151,13 @@ def summary(metrics: dict) -> str:
         lines += [f"  {s['path']}: {s['reason']}" for s in metrics["skipped"][:20]]
         if len(metrics["skipped"]) > 20:
             lines.append(f"  ... and {len(metrics['skipped']) - 20} more (see metrics.json)")
+    if metrics.get("ignored"):
+        lines.append(ignored_line(metrics["ignored"]))
     return "\n".join(lines)
+
+
+def ignored_line(ignored: list[str]) -> str:
+    """Files left out because their extension is not an image type we read (e.g. .heic, .txt)."""
+    kinds = sorted({Path(f).suffix.lower() or "(no extension)" for f in ignored})
+    return (f"ignored {len(ignored)} file(s) that are not a supported image type ({', '.join(kinds[:8])}), "
+            f"e.g. {ignored[0]}")
