@@ -68,16 +68,16 @@ def load_image(source: ImageSource, path: str, pre: Preprocessing) -> np.ndarray
 class Normalized(nn.Module):
     """uint8 NHWC batch -> features: the normalisation lives inside the network (and the ONNX file)."""
 
-    def __init__(self, body: nn.Module, pre: Preprocessing):
+    def __init__(self, net: nn.Module, pre: Preprocessing):
         super().__init__()
-        self.body = body
+        self.net = net
         std = torch.tensor(pre.std).view(1, 3, 1, 1)
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("shift", -torch.tensor(pre.mean).view(1, 3, 1, 1) / std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2).float() * self.scale + self.shift
-        return self.body(x)
+        return self.net(x)
 
 
 # ---------------------------------------------------------------------------------------- engines
