@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from siirto.backbones import load_backbone
@@ -113,3 +114,144 @@ def test_head_on_cached_features_equals_head_through_frozen_base():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     with torch.no_grad():
         torch.testing.assert_close(slow(images), fast_head(torch.from_numpy(features)), atol=1e-5, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------- stages, resume, saving
+
+from siirto.train import (  # noqa: E402
+    HeadSpec, Stage, TrainedModel, augmented, last_block, make_optimizer, parse_stages,
+)
+
+
+def _toy_batches(n=16, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.normal(0, 1, (n, 3, size, size)).astype(np.float32))
+    targets = torch.from_numpy(rng.integers(0, 3, n))
+
+    def batches(epoch, generator):
+        order = torch.randperm(n, generator=generator)
+        for i in range(0, n, 8):
+            yield images[order[i : i + 8]], targets[order[i : i + 8]]
+
+    return batches, images, targets
+
+
+def test_parse_stages():
+    assert parse_stages("head:3,layer4:2,all:1:1e-5") == [Stage("head", 3), Stage("layer4", 2), Stage("all", 1, 1e-5)]
+    with pytest.raises(SiirtoError, match="BLOCK:EPOCHS"):
+        parse_stages("head3")
+
+
+def test_stages_change_the_trainable_set_on_schedule(resnet18):
+    model = _model(resnet18)
+    blocks = resnet18.block_names()
+    seen = []
+
+    def batches(epoch, generator):
+        seen.append(sorted({n.split(".")[0] for n, p in model.body.named_parameters() if p.requires_grad}))
+        yield torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+
+    logs = []
+    train_loop(model, batches, stages=parse_stages("head:2,layer4:1,layer3:1,all:1"), blocks=blocks, log=logs.append)
+    assert seen == [[], [], ["layer4"], ["layer3", "layer4"], ["bn1", "conv1", "layer1", "layer2", "layer3", "layer4"]]
+    assert any("trainable" in line and "frozen" in line for line in logs)
+
+
+def test_discriminative_learning_rates_and_carried_state(resnet18):
+    model = _model(resnet18)
+    blocks = resnet18.block_names()
+    freeze(model, blocks, "head")
+    first = make_optimizer(model, blocks, 1e-3, 0.5)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    first.step()
+    freeze(model, blocks, "layer3")
+    second = make_optimizer(model, blocks, 1e-3, 0.5, previous=first)
+    lrs = {g["name"]: g["lr"] for g in second.param_groups}
+    assert lrs == {"head": 1e-3, "layer4": 5e-4, "layer3": 2.5e-4}
+    head_weight = model.head.weight
+    assert second.state[head_weight]["step"] == first.state[head_weight]["step"]  # kept
+    assert not any(p in second.state for p in model.body.layer4.parameters())  # newly unfrozen: fresh
+
+
+def test_resume_continues_from_the_saved_epoch(tmp_path):
+    net = load_backbone(TINY)
+    batches, images, targets = _toy_batches()
+
+    def validate(model):
+        with torch.no_grad():
+            return float((model(images).argmax(1) == targets).float().mean())
+
+    meta = {"classes": ["a", "b", "c"]}
+    full = _model(net)
+    train_loop(full, batches, epochs=4, lr=0.01, validate=validate, log=lambda _: None)
+
+    part = _model(net)
+    train_loop(part, batches, epochs=2, lr=0.01, validate=validate, checkpoint=tmp_path, meta=meta, log=lambda _: None)
+    resumed, logs = _model(net), []
+    history = train_loop(resumed, batches, epochs=4, lr=0.01, validate=validate, checkpoint=tmp_path,
+                         resume=True, meta=meta, log=logs.append)
+    assert logs[0] == "resuming after epoch 2 of 4" and [r["epoch"] for r in history.rows] == [1, 2, 3, 4]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)  # interrupted + resumed == uninterrupted
+    with pytest.raises(SiirtoError, match="different classes"):
+        train_loop(_model(net), batches, epochs=4, checkpoint=tmp_path, resume=True,
+                   meta={"classes": ["x", "y", "z"]}, log=lambda _: None)
+
+
+def test_early_stopping(tmp_path):
+    net = load_backbone(TINY)
+    batches, _, _ = _toy_batches()
+    logs = []
+    history = train_loop(_model(net), batches, epochs=10, validate=lambda m: 0.5, patience=2, log=logs.append)
+    assert len(history.rows) == 3 and any("early stop" in line for line in logs)
+
+
+def test_saved_model_round_trip_and_mismatch(tmp_path):
+    net = load_backbone(TINY)
+    spec = TrainedModel(["a", "b", "c"], net.identity, HeadSpec("mlp", hidden=8), trained_blocks=["3"])
+    model = spec.build(net)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    spec.save(tmp_path / "m", model)
+    loaded = TrainedModel.read(tmp_path / "m").load(tmp_path / "m", load_backbone(TINY))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    wrong = TrainedModel(["a", "b"], net.identity, HeadSpec("mlp", hidden=8), trained_blocks=["3"])
+    with pytest.raises(SiirtoError, match="do not fit"):
+        wrong.load(tmp_path / "m", load_backbone(TINY))
+
+
+def test_head_only_models_store_only_the_head(tmp_path):
+    net = load_backbone(TINY)
+    spec = TrainedModel(["a", "b"], net.identity, HeadSpec(), trained_blocks=[])
+    spec.save(tmp_path / "m", spec.build(net))
+    state = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)
+    assert set(state) == {"head.weight", "head.bias"}
+
+
+def test_augmentation_is_seeded_and_sized():
+    from siirto.backbones import Preprocessing
+
+    pre = Preprocessing(40, 32, (0.5,) * 3, (0.5,) * 3)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8))
+    a = augmented(image, pre, np.random.default_rng([1, 2, 3]))
+    b = augmented(image, pre, np.random.default_rng([1, 2, 3]))
+    c = augmented(image, pre, np.random.default_rng([1, 2, 4]))
+    assert a.shape == (32, 32, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_default_finetune_boundary(resnet18):
+    assert last_block(resnet18.body, resnet18.block_names()) == "layer4"
+
+
+def test_inception_aux_logits_in_training_only():
+    net = load_backbone("inception_v3", weights="random")
+    model = TransferModel(net.body, make_head("linear", net.feature_dim, 3))
+    assert model.body.AuxLogits.fc.out_features == 3
+    model.train()
+    logits, aux = model(torch.randn(2, 3, 299, 299))
+    assert logits.shape == aux.shape == (2, 3)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 299, 299)).shape == (1, 3)

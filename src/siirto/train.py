@@ -547,9 +547,12 @@ class TrainedModel:
         model = self.build(backbone)
         path = Path(folder) / "weights.pt"
         state = torch.load(path, map_location="cpu", weights_only=True)
-        result = model.load_state_dict(state, strict=self.body_trained)
+        what = f"{path}: weights do not fit {self.identity['backbone']} with a {self.head.kind} head for {len(self.classes)} classes"
+        try:
+            result = model.load_state_dict(state, strict=self.body_trained)
+        except RuntimeError as exc:  # shape mismatches
+            raise SiirtoError(f"{what} ({str(exc).splitlines()[-1].strip()})") from None
         bad = [k for k in result.missing_keys if k.startswith("head.")] + list(result.unexpected_keys)
         if bad:
-            raise SiirtoError(f"{path}: weights do not fit {self.identity['backbone']} with a {self.head.kind} head "
-                              f"for {len(self.classes)} classes (e.g. {bad[:3]})")
+            raise SiirtoError(f"{what} (e.g. {bad[:3]})")
         return model.eval()
