@@ -215,7 +215,7 @@ def test_saved_model_round_trip_and_mismatch(tmp_path):
             p.add_(0.01)
     spec.save(tmp_path / "m", model)
     loaded = TrainedModel.read(tmp_path / "m").load(tmp_path / "m", load_backbone(TINY))
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)  # saved models take images as stored
     torch.testing.assert_close(loaded(x), model.eval()(x))
     wrong = TrainedModel(["a", "b"], net.identity, HeadSpec("mlp", hidden=8), trained_blocks=["3"])
     with pytest.raises(SiirtoError, match="do not fit"):

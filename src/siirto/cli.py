@@ -86,10 +86,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default=None, help="feature store (default: OUT/features)")
-    p.add_argument("--C", dest="Cs", default="0.001,0.01,0.1,1,10")
-    p.add_argument("--no-standardize", action="store_true")
+    p.add_argument("--method", choices=["logreg", "head", "finetune"], default="logreg",
+                   help="logreg: LogisticRegression on features; head: new head on a frozen base; "
+                        "finetune: also train the top blocks")
+    g = p.add_argument_group("logreg")
+    g.add_argument("--C", dest="Cs", default="0.001,0.01,0.1,1,10")
+    g.add_argument("--no-standardize", action="store_true")
+    g = p.add_argument_group("head and finetune")
+    g.add_argument("--head", choices=["linear", "mlp"], default="linear")
+    g.add_argument("--hidden", type=int, default=512, help="mlp head width")
+    g.add_argument("--dropout", type=float, default=0.5, help="mlp head dropout")
+    g.add_argument("--epochs", type=int, default=5)
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head")
+    g.add_argument("--unfreeze-from", default=None, help="finetune: first trainable block (see `siirto inspect`)")
+    g.add_argument("--freeze-through", default=None, help="finetune: freeze up to and including this parameter")
+    g.add_argument("--stages", default=None, help="finetune schedule, e.g. head:3,layer4:2,all:1")
+    g.add_argument("--lr-decay", type=float, default=0.5, help="learning rate factor per block below the head")
+    g.add_argument("--augment", action="store_true", help="random resized crop + horizontal flip")
+    g.add_argument("--train-bn", action="store_true", help="let frozen BatchNorm layers update their statistics")
+    g.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without improvement")
+    g.add_argument("--val-size", type=float, default=0.15, help="validation share of the training images")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoints")
     _backbone_args(p)
     _run_args(p)
+
+    p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript")
+    p.add_argument("model")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", default=None, help="file (default: MODEL/model.onnx or MODEL/model.pt)")
+    p.add_argument("--weights", dest="weights_file", metavar="FILE")
     return parser
 
 
@@ -253,19 +278,36 @@ def _kaggle_id(path: str) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import run
+    from .pipeline import run, train_model
     from .report import summary
 
-    metrics = run(args.data, args.out, args.backbone, args.weights_id, args.weights_file, args.test_size, args.seed,
-                  args.store, args.batch_size, args.device, _cs(args.Cs), not args.no_standardize, not args.quiet)
+    if args.method == "logreg":
+        metrics = run(args.data, args.out, args.backbone, args.weights_id, args.weights_file, args.test_size,
+                      args.seed, args.store, args.batch_size, args.device, _cs(args.Cs), not args.no_standardize,
+                      not args.quiet)
+    else:
+        metrics = train_model(
+            args.data, args.out, args.method, args.backbone, args.weights_id, args.weights_file, args.head,
+            args.hidden, args.dropout, args.epochs, args.stages, args.unfreeze_from, args.freeze_through, args.lr,
+            args.lr_decay, args.augment, args.train_bn, args.patience, args.val_size, args.test_size, args.seed,
+            args.resume, args.store, args.batch_size, args.device, not args.quiet,
+        )
     print(summary(metrics))
     print(f"report: {args.out}/metrics.json, confusion_matrix.png" + (", worst_errors.png" if metrics["worst_errors"] else ""))
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export
+
+    path = export(args.model, args.format, args.out, args.weights_file)
+    print(f"exported {args.format}: {path}")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo, "inspect": cmd_inspect, "classify": cmd_classify, "extract": cmd_extract,
-    "fit": cmd_fit, "evaluate": cmd_evaluate, "predict": cmd_predict, "run": cmd_run,
+    "fit": cmd_fit, "evaluate": cmd_evaluate, "predict": cmd_predict, "run": cmd_run, "export": cmd_export,
 }
 
 if __name__ == "__main__":

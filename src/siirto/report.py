@@ -126,6 +126,37 @@ def contact_sheet(source: ImageSource, rows: list[dict], path: Path, tile: int =
     return path
 
 
+def write_history(rows: list[dict], folder: Path) -> None:
+    """history.csv (one line per epoch) and history.png (loss and accuracy curves)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(folder / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [r["loss"] for r in rows], marker="o")
+    left.set(title="training loss", xlabel="epoch")
+    right.plot(epochs, [r["accuracy"] for r in rows], marker="o", label="train")
+    if any(r.get("val_accuracy") is not None for r in rows):
+        right.plot(epochs, [r.get("val_accuracy") for r in rows], marker="o", label="validation")
+    right.set(title="accuracy", xlabel="epoch")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "history.png", dpi=100)
+    plt.close(fig)
+
+
 def write_metrics(metrics: dict, folder: Path) -> Path:
     path = folder / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2))
@@ -134,12 +165,15 @@ def write_metrics(metrics: dict, folder: Path) -> Path:
 
 def summary(metrics: dict) -> str:
     lines = [
-        f"backbone {metrics['backbone']} ({metrics.get('weights')}), {metrics.get('method', 'logreg')}",
+        f"backbone {metrics['backbone']} ({metrics.get('weights')}), {metrics.get('method', 'logreg')}"
+        + (f", trained blocks: {', '.join(metrics['trained_blocks'])}" if metrics.get("trained_blocks") else ""),
         f"train {metrics['n_train']} images, test {metrics['n_test']} images, classes {', '.join(metrics['classes'])}",
         f"test accuracy {metrics['accuracy']:.2%}" if metrics.get("accuracy") is not None else "no test images",
     ]
     if metrics.get("cv_accuracy") is not None:
         lines.append(f"cross-validated accuracy on train {metrics['cv_accuracy']:.2%} (C={metrics.get('C')})")
+    if metrics.get("best_val_accuracy") is not None:
+        lines.append(f"best validation accuracy {metrics['best_val_accuracy']:.2%} (epoch {metrics['best_epoch']}, kept)")
     for name, m in metrics["per_class"].items():
         lines.append(f"  {name:>16}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  n={m['support']}")
     if metrics.get("imagenet_baseline"):

@@ -49,21 +49,31 @@ def make_head(kind: str, in_features: int, n_classes: int, hidden: int = 512, dr
 class TransferModel(nn.Module):
     """A pretrained body (head cut off) with a new head: images -> class logits.
 
+    With ``pre`` the model takes uint8 NHWC images (as the feature extractor and exported files do)
+    and normalises them itself; without it, normalised float NCHW tensors.
+
     Inception v3 in training mode also returns its auxiliary logits; ``forward`` then returns
     ``(logits, aux_logits)`` and the loss weighs the auxiliary part 0.4. In eval mode there are none.
     """
 
-    def __init__(self, body: nn.Module, head: nn.Module, train_bn: bool = False):
+    def __init__(self, body: nn.Module, head: nn.Module, train_bn: bool = False, pre: Preprocessing | None = None):
         super().__init__()
         self.body = body
         self.head = head
         self.train_bn = train_bn
+        self.takes_uint8 = pre is not None
+        if pre is not None:
+            std = torch.tensor(pre.std).view(1, 3, 1, 1)
+            self.register_buffer("scale", 1.0 / (255.0 * std), persistent=False)
+            self.register_buffer("shift", -torch.tensor(pre.mean).view(1, 3, 1, 1) / std, persistent=False)
         aux = getattr(body, "AuxLogits", None)
         if aux is not None:  # a new auxiliary classifier for the new classes
             last = head[-1] if isinstance(head, nn.Sequential) else head
             aux.fc = nn.Linear(aux.fc.in_features, last.out_features)
 
     def forward(self, x: torch.Tensor):
+        if self.takes_uint8:
+            x = x.permute(0, 3, 1, 2).float() * self.scale + self.shift
         out = self.body(x)
         if isinstance(out, tuple):  # InceptionOutputs(logits=features, aux_logits)
             return self.head(out[0]), out[1]
@@ -201,6 +211,7 @@ def make_optimizer(model: nn.Module, blocks: list[str], lr: float, lr_decay: flo
 @dataclass
 class History:
     rows: list[dict] = field(default_factory=list)
+    trained_blocks: list[str] = field(default_factory=list)  # body blocks trainable in some stage
 
     def add(self, **row) -> None:
         self.rows.append(row)
@@ -261,6 +272,7 @@ def train_loop(
         if stage is not current:  # a new stage: move the boundary, new optimizer groups
             if stages:
                 trainable = freeze(model, blocks or [], stage.unfreeze_from)
+                history.trained_blocks = [b for b in blocks or [] if b in trainable or b in history.trained_blocks]
                 n_train, n_frozen = count_parameters(model)
                 log(f"stage {stage.unfreeze_from}:{stage.epochs}: training head"
                     + (f" + {', '.join(trainable)}" if trainable else "")
@@ -521,8 +533,9 @@ class TrainedModel:
         return {"identity": self.identity, "classes": self.classes, "head": asdict(self.head)}
 
     def build(self, backbone) -> TransferModel:
+        """The network for uint8 NHWC images, with a fresh head."""
         head = make_head(self.head.kind, backbone.feature_dim, len(self.classes), self.head.hidden, self.head.dropout)
-        return TransferModel(backbone.body, head, self.train_bn)
+        return TransferModel(backbone.body, head, self.train_bn, backbone.preprocessing)
 
     def save(self, folder: str | Path, model: TransferModel) -> Path:
         folder = Path(folder)
