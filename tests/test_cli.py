@@ -130,3 +130,16 @@ def test_run_fit_and_evaluate_agree_on_the_test_split_when_files_are_bad(tmp_pat
     assert run_m["test_paths"] == eval_m["test_paths"]
     trained = set(json.loads((tmp_path / "m" / "model.json").read_text())["info"]["train_paths"])
     assert not trained & set(eval_m["test_paths"])
+
+
+def test_group_option_reaches_split_and_cv(tmp_path, capsys):
+    from siirto.data import group_of
+
+    data = make_imagefolder(tmp_path / "data", labels=("red", "blue"), per_class=10)
+    pattern = r"_0(\d)"  # red_03.jpg and blue_03.jpg: group "3"
+    assert main(["run", str(data), "--out", str(tmp_path / "r"), "--backbone", TINY, "--quiet", "--group", pattern]) == 0
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    info = json.loads((tmp_path / "r" / "model" / "model.json").read_text())["info"]
+    assert m["split"]["group"] == pattern and info["cv_grouped"] is True
+    test_groups = {group_of(p, pattern) for p in m["test_paths"]}
+    assert test_groups and not test_groups & {group_of(p, pattern) for p in info["train_paths"]}

@@ -154,3 +154,21 @@ def test_missing_and_mixed_inputs_name_the_path(tmp_path):
     colour_image("red", random.Random(0)).save(tmp_path / "y.jpg")
     with pytest.raises(SiirtoError, match="mixed folder depths"):
         find_images(tmp_path)
+
+
+def test_group_split_keeps_each_group_on_one_side(tmp_path):
+    from siirto.data import Sample, group_of
+
+    # 3 labels x 10 clips x 4 frames: clip-<n>_frame<k>.jpg
+    samples = [Sample(f"{lab}/{lab}.clip{c}_frame{k}.jpg", lab) for lab in ("a", "b", "c") for c in range(10) for k in range(4)]
+    pattern = r"\.(clip\d+)_"
+    assert group_of(samples[0].path, pattern) == "clip0"
+    train, test = train_test_split(samples, 0.2, seed=1, group=pattern)
+    train_groups = {(s.label, group_of(s.path, pattern)) for s in train}
+    test_groups = {(s.label, group_of(s.path, pattern)) for s in test}
+    assert not train_groups & test_groups and len(test) == 24 and {s.label for s in test} == {"a", "b", "c"}
+    assert train_test_split(samples, 0.2, seed=1, group=pattern) == (train, test)
+    with pytest.raises(SiirtoError, match="not a regular expression"):
+        train_test_split(samples, 0.2, group="(")
+    with pytest.raises(SiirtoError, match="only 1 group"):
+        train_test_split(samples, 0.2, group="frame")

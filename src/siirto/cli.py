@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--C", dest="Cs", default="0.001,0.01,0.1,1,10", help="candidate C values, chosen by 5-fold CV")
+    p.add_argument("--group", default=None, help="regular expression on file names: files of one group (frames of a clip, copies of a photo) stay on one side of the split")
     p.add_argument("--no-standardize", action="store_true")
 
     p = sub.add_parser("evaluate", help="evaluate a model on a dataset's test split (or --split all)")
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default=None, help="feature store (default: OUT/features)")
+    p.add_argument("--group", default=None, help="regular expression on file names: files of one group (frames of a clip, copies of a photo) stay on one side of the split")
     p.add_argument("--method", choices=["logreg", "head", "finetune"], default="logreg",
                    help="logreg: LogisticRegression on features; head: new head on a frozen base; "
                         "finetune: also train the top blocks")
@@ -226,7 +228,7 @@ def cmd_fit(args) -> int:
     from .pipeline import fit
 
     probe, held_out = fit(args.features, args.out, args.backbone, args.test_size, args.seed, _cs(args.Cs),
-                          not args.no_standardize)
+                          not args.no_standardize, args.group)
     cv = probe.info["cv_accuracy"]
     print(f"trained on {probe.info['n_train']} images ({len(held_out.paths)} held out for testing); "
           f"classes {', '.join(probe.classes)}; C={probe.info['C']}"
@@ -284,13 +286,13 @@ def cmd_run(args) -> int:
     if args.method == "logreg":
         metrics = run(args.data, args.out, args.backbone, args.weights_id, args.weights_file, args.test_size,
                       args.seed, args.store, args.batch_size, args.device, _cs(args.Cs), not args.no_standardize,
-                      not args.quiet)
+                      not args.quiet, args.group)
     else:
         metrics = train_model(
             args.data, args.out, args.method, args.backbone, args.weights_id, args.weights_file, args.head,
             args.hidden, args.dropout, args.epochs, args.stages, args.unfreeze_from, args.freeze_through, args.lr,
             args.lr_decay, args.augment, args.train_bn, args.patience, args.val_size, args.test_size, args.seed,
-            args.resume, args.store, args.batch_size, args.device, not args.quiet,
+            args.resume, args.store, args.batch_size, args.device, not args.quiet, group=args.group,
         )
     print(summary(metrics))
     print(f"report: {args.out}/metrics.json, confusion_matrix.png" + (", worst_errors.png" if metrics["worst_errors"] else ""))

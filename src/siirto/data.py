@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import warnings
 import zipfile
 from collections import Counter, defaultdict
@@ -179,15 +180,30 @@ def _label_from_name(name: str) -> str | None:
     return parts[0] if len(parts) >= 3 and parts[0] and not parts[0].isdigit() else None
 
 
-def train_test_split(samples: list[Sample], test_size: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+def group_of(path: str, pattern: str) -> str:
+    """The group a file belongs to: the first capture group (or the match) of ``pattern`` in its name."""
+    match = re.search(pattern, PurePosixPath(path).name)
+    if match is None:
+        return path  # no match: the file is its own group
+    return match.group(1) if match.groups() else match.group(0)
+
+
+def train_test_split(
+    samples: list[Sample], test_size: float = 0.2, seed: int = 0, group: str | None = None
+) -> tuple[list[Sample], list[Sample]]:
     """Use the layout's own split when it has one; otherwise a stratified, seeded split.
 
     The layout's ``test`` split is the test set (``val`` when there is no ``test``); the rest trains.
+    ``group``: a regular expression on file names; files of one group (frames of one clip, copies
+    of one photo) all land on the same side, so the test set holds no near-copies of training
+    images. Then the test share is 1/round(1/test_size) (sklearn's StratifiedGroupKFold, one fold).
     """
     splits = {s.split for s in samples}
     if "test" in splits or "val" in splits:
         held = "test" if "test" in splits else "val"
         return [s for s in samples if s.split != held], [s for s in samples if s.split == held]
+    if group:
+        return _group_split(sorted(samples, key=lambda s: s.path), test_size, seed, group)
     by_label: dict[str | None, list[Sample]] = defaultdict(list)
     for s in sorted(samples, key=lambda s: s.path):
         by_label[s.label].append(s)
@@ -202,6 +218,22 @@ def train_test_split(samples: list[Sample], test_size: float = 0.2, seed: int = 
         test += group[:n_test]
         train += group[n_test:]
     return sorted(train, key=lambda s: s.path), sorted(test, key=lambda s: s.path)
+
+
+def _group_split(samples: list[Sample], test_size: float, seed: int, pattern: str) -> tuple[list[Sample], list[Sample]]:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise SiirtoError(f"--group {pattern!r} is not a regular expression ({exc})") from None
+    folds = max(2, round(1 / test_size))
+    groups = [group_of(s.path, pattern) for s in samples]
+    if len(set(groups)) < folds:
+        raise SiirtoError(f"--group {pattern!r} finds only {len(set(groups))} group(s); a split needs at least {folds}")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train_idx, test_idx = next(splitter.split(samples, [str(s.label) for s in samples], groups))
+    return [samples[i] for i in train_idx], [samples[i] for i in test_idx]
 
 
 # --------------------------------------------------------------------------------------- decoding

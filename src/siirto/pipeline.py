@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
-from .data import Dataset, Sample, dataset_from_paths, find_images, train_test_split
+from .data import Dataset, Sample, dataset_from_paths, find_images, group_of, train_test_split
 from .errors import SiirtoError
 from .extract import ExtractResult, cache_dir, extract, load_image, pick_device
 from .probe import DEFAULT_CS, LinearProbe, fit_probe
@@ -62,33 +62,35 @@ def backbone_for(identity: dict, weights_file: str | None = None) -> Backbone:
     return backbone
 
 
-def split_table(table: FeatureTable, test_size: float, seed: int) -> tuple[FeatureTable, FeatureTable]:
+def split_table(table: FeatureTable, test_size: float, seed: int, group: str | None = None) -> tuple[FeatureTable, FeatureTable]:
     """The one train/test split used by run, fit and evaluate alike: over the *usable* images only,
     so a bad file (or a fixed one) never shifts which images are held out."""
     samples = [Sample(p, lab, sp) for p, lab, sp in zip(table.paths, table.labels, table.splits)]
-    train, test = train_test_split(samples, test_size, seed)
+    train, test = train_test_split(samples, test_size, seed, group)
     return table.select([s.path for s in train]), table.select([s.path for s in test])
 
 
 def fit(
     features: str | Path, out: str | Path, backbone: str | None = None, test_size: float = 0.2, seed: int = 0,
-    Cs: tuple[float, ...] = DEFAULT_CS, standardize: bool = True,
+    Cs: tuple[float, ...] = DEFAULT_CS, standardize: bool = True, group: str | None = None,
 ) -> tuple[LinearProbe, FeatureTable]:
     """Train a logistic regression on a feature store's training split; returns the probe and the held-out table."""
     store = FeatureStore.open(features, backbone)
     table = store.load()
     if any(label is None for label in table.labels):
         raise SiirtoError(f"{features}: some stored images have no label; fit needs labelled data")
-    train_t, test_t = split_table(table, test_size, seed)
-    return _fit_split(train_t, store.identity, out, Cs, standardize, test_size, seed), test_t
+    train_t, test_t = split_table(table, test_size, seed, group)
+    return _fit_split(train_t, store.identity, out, Cs, standardize, test_size, seed, group=group), test_t
 
 
-def _fit_split(train_t: FeatureTable, identity: dict, out, Cs, standardize, test_size, seed, **info) -> LinearProbe:
+def _fit_split(train_t: FeatureTable, identity: dict, out, Cs, standardize, test_size, seed, group=None,
+               **info) -> LinearProbe:
     if len(set(train_t.labels)) < 2:
         raise SiirtoError(f"need at least two classes with usable images to train, found {sorted(set(train_t.labels))}")
-    probe = fit_probe(train_t.features, list(train_t.labels), identity, Cs, standardize, seed=seed)
+    groups = [group_of(p, group) for p in train_t.paths] if group else None
+    probe = fit_probe(train_t.features, list(train_t.labels), identity, Cs, standardize, seed=seed, groups=groups)
     # The training paths go with the model, so any later evaluation can be checked for leakage.
-    probe.info.update({"test_size": test_size, "seed": seed, "train_paths": list(train_t.paths), **info})
+    probe.info.update({"test_size": test_size, "seed": seed, "group": group, "train_paths": list(train_t.paths), **info})
     probe.save(Path(out))
     return probe
 
@@ -189,6 +191,7 @@ def run(
     Cs: tuple[float, ...] = DEFAULT_CS,
     standardize: bool = True,
     progress: bool = True,
+    group: str | None = None,
 ) -> dict:
     """Feature-based transfer in one call: split, extract, fit a logistic regression, evaluate, report."""
     out = Path(out)
@@ -197,13 +200,15 @@ def run(
     dataset, feature_store, extracted = extract_dataset(
         data, net, store if store is not None else out / "features", batch_size, device, progress
     )
-    train_t, test_t = split_table(feature_store.load([s.path for s in dataset.samples]), test_size, seed)
-    probe = _fit_split(train_t, net.identity, out / "model", Cs, standardize, test_size, seed, data=str(data))
+    train_t, test_t = split_table(feature_store.load([s.path for s in dataset.samples]), test_size, seed, group)
+    probe = _fit_split(train_t, net.identity, out / "model", Cs, standardize, test_size, seed, data=str(data),
+                       group=group)
     extra = {
         "data": str(data),
         "layout": dataset.layout,
         "n_train": len(train_t.paths),
-        "split": {"test_size": test_size, "seed": seed} if dataset.layout != "splits" else "from the folder layout",
+        "split": ({"test_size": test_size, "seed": seed, "group": group} if dataset.layout != "splits"
+                  else "from the folder layout"),
         "skipped": extracted.skipped,
         "ignored": dataset.ignored,
         "extraction": {"computed": extracted.computed, "cached": extracted.cached, "engine": extracted.engine,
@@ -224,7 +229,8 @@ def evaluate(
     dataset, feature_store, extracted = extract_dataset(data, net, store, batch_size, device, progress)
     table = feature_store.load([s.path for s in dataset.samples])
     if split != "all":
-        _, table = split_table(table, classifier.info.get("test_size", 0.2), classifier.info.get("seed", 0))
+        _, table = split_table(table, classifier.info.get("test_size", 0.2), classifier.info.get("seed", 0),
+                               classifier.info.get("group"))
     extra = {"data": str(data), "split": split, "skipped": extracted.skipped}
     return evaluate_model(classifier, net, dataset, table, Path(out), extra)
 
@@ -281,6 +287,7 @@ def train_model(
     device: str | None = None,
     progress: bool = True,
     log=print,
+    group: str | None = None,
 ) -> dict:
     """An attached head (``method="head"``: frozen base) or partial fine-tuning (``"finetune"``), with
     the same split, metrics.json, confusion matrix and worst-errors sheet as ``run``.
@@ -304,8 +311,8 @@ def train_model(
     dataset, feature_store, extracted = extract_dataset(
         data, net, store if store is not None else out / "features", batch_size, device, progress
     )
-    train_t, test_t = split_table(feature_store.load([s.path for s in dataset.samples]), test_size, seed)
-    fit_t, val_t = split_table(train_t, val_size, seed)
+    train_t, test_t = split_table(feature_store.load([s.path for s in dataset.samples]), test_size, seed, group)
+    fit_t, val_t = split_table(train_t, val_size, seed, group)
     classes = sorted(set(train_t.labels))
     if len(classes) < 2:
         raise SiirtoError(f"{data}: need at least two classes with usable images, found {classes}")
@@ -352,7 +359,7 @@ def train_model(
             spec.trained_blocks = history.trained_blocks
     best = history.best()
     spec.info = {"method": method, "n_train": len(train_t.paths), "n_fit": len(fit_t.paths), "n_val": len(val_t.paths),
-                 "test_size": test_size, "val_size": val_size, "seed": seed, "epochs_run": len(history.rows),
+                 "test_size": test_size, "val_size": val_size, "seed": seed, "group": group, "epochs_run": len(history.rows),
                  "best_epoch": best["epoch"] if best else None,
                  "best_val_accuracy": best["val_accuracy"] if best else None,
                  "trained_blocks": spec.trained_blocks, "augment": augment, "lr": lr, "lr_decay": lr_decay,
@@ -362,7 +369,7 @@ def train_model(
     classifier = TorchClassifier(spec, model.eval(), net, device, batch_size)
     extra = {
         "data": str(data), "layout": dataset.layout, "n_train": len(train_t.paths),
-        "split": {"test_size": test_size, "val_size": val_size, "seed": seed},
+        "split": {"test_size": test_size, "val_size": val_size, "seed": seed, "group": group},
         "skipped": extracted.skipped, "ignored": dataset.ignored,
         "history": "history.csv",
         "extraction": {"computed": extracted.computed, "cached": extracted.cached, "engine": extracted.engine,

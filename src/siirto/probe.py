@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -81,18 +81,21 @@ def fit_probe(
     standardize: bool = True,
     folds: int = 5,
     seed: int = 0,
+    groups: list[str] | None = None,
 ) -> LinearProbe:
-    """Logistic regression with C chosen by stratified k-fold CV on the training data only."""
+    """Logistic regression with C chosen by stratified k-fold CV on the training data only
+    (group-aware folds when ``groups`` is given, so near-copies never sit on both sides of a fold)."""
     y = np.asarray(y)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise SiirtoError(f"need at least two classes to train, got {list(classes)}")
-    folds = int(min(folds, counts.min()))
+    folds = int(min(folds, counts.min(), len(set(groups)) if groups is not None else folds))
     steps = [("scale", StandardScaler())] if standardize else []
     pipe = Pipeline(steps + [("clf", LogisticRegression(max_iter=5000))])
     if folds >= 2 and len(Cs) > 1:
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        search = GridSearchCV(pipe, {"clf__C": list(Cs)}, cv=cv, n_jobs=1).fit(X, y)
+        splitter = StratifiedGroupKFold if groups is not None else StratifiedKFold
+        cv = splitter(folds, shuffle=True, random_state=seed)
+        search = GridSearchCV(pipe, {"clf__C": list(Cs)}, cv=cv, n_jobs=1).fit(X, y, groups=groups)
         best, C, cv_acc = search.best_estimator_, search.best_params_["clf__C"], float(search.best_score_)
     else:  # too few images per class for CV: use the middle C and say so
         C = Cs[len(Cs) // 2]
@@ -102,7 +105,7 @@ def fit_probe(
     scaler = best.named_steps.get("scale")
     mean = scaler.mean_ if scaler is not None else np.zeros(dim)
     scale = scaler.scale_ if scaler is not None else np.ones(dim)
-    info = {"C": C, "cv_accuracy": cv_acc, "cv_folds": folds if cv_acc is not None else 0,
+    info = {"C": C, "cv_accuracy": cv_acc, "cv_folds": folds if cv_acc is not None else 0, "cv_grouped": groups is not None,
             "standardize": standardize, "n_train": int(len(y))}
     return LinearProbe([str(c) for c in clf.classes_], clf.coef_, clf.intercept_, mean, scale, identity, info)
 
