@@ -217,8 +217,9 @@ class History:
         self.rows.append(row)
 
     def best(self, key: str = "val_accuracy") -> dict | None:
+        """The epoch kept: highest ``key``, the later one on ties."""
         rows = [r for r in self.rows if r.get(key) is not None]
-        return max(rows, key=lambda r: r[key]) if rows else None
+        return max(rows, key=lambda r: (r[key], r["epoch"])) if rows else None
 
 
 def train_loop(
@@ -302,13 +303,14 @@ def train_loop(
         model.eval()
         if validate is not None:
             row["val_accuracy"] = validate(model)
-            if row["val_accuracy"] > best_accuracy:
-                best_accuracy, stale = row["val_accuracy"], 0
+            # Ties go to the later epoch (small validation sets tie often; training loss is still
+            # falling); only a strict improvement resets the early-stopping count.
+            stale = 0 if row["val_accuracy"] > best_accuracy else stale + 1
+            if row["val_accuracy"] >= best_accuracy:
+                best_accuracy = row["val_accuracy"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if folder is not None:
                     _save_checkpoint(folder / "best.pt", {"model": best_state, "meta": meta or {}})
-            else:
-                stale += 1
         history.add(**row)
         log(_epoch_line(row))
         if folder is not None:
@@ -321,7 +323,8 @@ def train_loop(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-        log(f"kept the best epoch by validation accuracy: {history.best()['epoch']} ({best_accuracy:.3f})")
+        best_epoch = max(r["epoch"] for r in history.rows if r.get("val_accuracy") == best_accuracy)
+        log(f"kept the best epoch by validation accuracy: {best_epoch} ({best_accuracy:.3f})")
     return history
 
 
