@@ -91,3 +91,33 @@ def test_onnx_and_torchscript_give_the_same_probabilities(data, tmp_path, method
 
         probe, net = load_model(model)
         np.testing.assert_allclose(probe.predict_proba(make_engine(net)(images)), expected, atol=1e-5)
+
+
+def test_resume_refuses_a_checkpoint_from_another_backbone(data, tmp_path, capsys):
+    from siirto.backbones import get_spec
+
+    weights = tmp_path / "tiny.pt"
+    torch.save(get_spec(TINY).weights["seeded"](), weights)
+    assert _run(data, tmp_path / "r", "--method", "head", "--epochs", "1") == 0
+    assert _run(data, tmp_path / "r", "--method", "head", "--epochs", "1", "--resume", "--weights", str(weights)) == 2
+    err = capsys.readouterr().err
+    assert "different identity" in err and "without --resume" in err and "Traceback" not in err
+
+
+def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
+    from siirto.errors import SiirtoError
+    from siirto.train import train_loop
+
+    class Hungry(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def batches(epoch, generator):
+        yield torch.zeros(64, 3), torch.zeros(64, dtype=torch.long)
+
+    with pytest.raises(SiirtoError, match="batch of 64 images; try --batch-size 32"):
+        train_loop(Hungry(), batches, epochs=1, log=lambda _: None)
