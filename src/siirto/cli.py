@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     _backbone_args(p)
     _run_args(p)
 
+    p = sub.add_parser("capture", help="a local webcam page to capture a labelled dataset")
+    p.add_argument("--labels", default="rock,paper,scissors", help="comma-separated class names (keys 1-9)")
+    p.add_argument("--out", default="data/rps", help="images go to OUT/<label>/*.jpg")
+    p.add_argument("--port", type=int, default=8765)
+
+    p = sub.add_parser("live", help="a local webcam page that classifies every frame with MODEL")
+    p.add_argument("model")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--device", default=None)
+
     p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript")
     p.add_argument("model")
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
@@ -299,6 +309,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _serve_until_interrupted(app, port: int) -> int:
+    import time
+
+    from .capture.server import serve
+
+    try:
+        server = serve(app, port)
+    except OSError as exc:
+        raise SiirtoError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try --port {port + 1}") from None
+    print(f"open http://127.0.0.1:{server.server_address[1]}/ in a browser (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+        if app.saver is not None:
+            counts = app.saver.counts(app.labels)
+            print("saved: " + ", ".join(f"{label} {n}" for label, n in counts.items()) + f" in {app.saver.out}")
+    return 0
+
+
+def cmd_capture(args) -> int:
+    from .capture import parse_labels
+    from .capture.server import CaptureApp
+
+    return _serve_until_interrupted(CaptureApp(parse_labels(args.labels), args.out), args.port)
+
+
+def cmd_live(args) -> int:
+    from .capture.live import Predictor
+    from .capture.server import CaptureApp
+
+    return _serve_until_interrupted(CaptureApp(predictor=Predictor(args.model, args.device)), args.port)
+
+
 def cmd_export(args) -> int:
     from .export import export
 
@@ -310,6 +355,7 @@ def cmd_export(args) -> int:
 COMMANDS = {
     "demo": cmd_demo, "inspect": cmd_inspect, "classify": cmd_classify, "extract": cmd_extract,
     "fit": cmd_fit, "evaluate": cmd_evaluate, "predict": cmd_predict, "run": cmd_run, "export": cmd_export,
+    "capture": cmd_capture, "live": cmd_live,
 }
 
 if __name__ == "__main__":
