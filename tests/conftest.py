@@ -55,19 +55,21 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200), "green": (30, 180, 30)}
 
 
-def colour_image(label: str, rng: random.Random, size=(48, 40)) -> Image.Image:
+def colour_image(label: str, rng: random.Random, size=(48, 40), colour=None) -> Image.Image:
     """A noisy image whose dominant colour is the label: trivially separable from any features."""
-    base = np.array(COLOURS[label], np.float64)
+    base = np.array(colour or COLOURS[label], np.float64)
     noise = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 25, (size[1], size[0], 3))
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
 def make_imagefolder(root: Path, labels=("red", "blue"), per_class: int = 10, seed: int = 0) -> Path:
     rng = random.Random(seed)
-    for label in labels:
+    palette = list(COLOURS.values())
+    for n, label in enumerate(labels):  # other names get the colours in order
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            colour_image(label, rng).save(root / label / f"{label}_{i:02d}.jpg", quality=92)
+            colour = COLOURS.get(label, palette[n % len(palette)])
+            colour_image(label, rng, colour=colour).save(root / label / f"{label}_{i:02d}.jpg", quality=92)
     return root
 
 

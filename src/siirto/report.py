@@ -126,6 +126,23 @@ def contact_sheet(source: ImageSource, rows: list[dict], path: Path, tile: int =
     return path
 
 
+def image_sizes(source: ImageSource, paths: list[str]) -> list[dict]:
+    """Width and height of each file from its header only (fast); 0 x 0 where it cannot be read."""
+    import io
+
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        try:
+            with Image.open(io.BytesIO(source.read_bytes(path))) as im:
+                width, height = im.size
+        except Exception:
+            width = height = 0
+        sizes.append({"path": path, "width": width, "height": height})
+    return sizes
+
+
 def write_history(rows: list[dict], folder: Path) -> None:
     """history.csv (one line per epoch) and history.png (loss and accuracy curves)."""
     import csv
