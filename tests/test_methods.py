@@ -121,3 +121,18 @@ def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
 
     with pytest.raises(SiirtoError, match="batch of 64 images; try --batch-size 32"):
         train_loop(Hungry(), batches, epochs=1, log=lambda _: None)
+
+
+@pytest.mark.parametrize("method", ["logreg", "head", "finetune"])
+def test_live_predictor_agrees_with_batch_prediction(data, tmp_path, method):
+    from siirto.capture.live import Predictor
+    from siirto.pipeline import predict
+
+    extra = ["--method", method] + (["--unfreeze-from", "3"] if method == "finetune" else [])
+    assert _run(data, tmp_path / "r", *extra) == 0
+    frame = sorted((data / "green").glob("*.jpg"))[0]
+    live = Predictor(tmp_path / "r" / "model").predict(frame.read_bytes())
+    rows, _ = predict(tmp_path / "r" / "model", [frame], progress=False)
+    assert live["label"] == rows[0]["label"]
+    for label, p in rows[0]["probs"].items():
+        assert live["probs"][label] == pytest.approx(p, abs=1e-4)

@@ -21,13 +21,19 @@ class Predictor:
 
         self.classifier, self.backbone = load_model(model_folder, device=device)
         self.classes = self.classifier.classes
-        # A logistic regression needs features: the fast engine (ONNX Runtime on the CPU).
-        self.engine = make_engine(self.backbone, device) if isinstance(self.classifier, LinearProbe) else None
+        # When the body is the pretrained one (logistic regression, or a head on a frozen base), its
+        # features come from the fast engine (ONNX Runtime on the CPU); a fine-tuned body runs in torch.
+        head_only = isinstance(self.classifier, LinearProbe) or not self.classifier.spec.body_trained
+        self.engine = make_engine(self.backbone, device) if head_only else None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Prepared uint8 images (N, crop, crop, 3) -> (N, classes)."""
         if self.engine is not None:
-            return self.classifier.predict_proba(self.engine(images))
+            features = self.engine(images)
+            if isinstance(self.classifier, LinearProbe):
+                return self.classifier.predict_proba(features)
+            with torch.inference_mode():
+                return self.classifier.model.head.eval()(torch.from_numpy(features)).softmax(1).numpy()
         model = self.classifier.model
         with torch.inference_mode():
             return model(torch.from_numpy(images).to(self.classifier.device)).softmax(1).float().cpu().numpy()
