@@ -105,13 +105,7 @@ def _(dataset, mo, sizes):
 
 @app.cell
 def _(mo, siirto, wanted_backbone):
-    try:
-        siirto.load_backbone(wanted_backbone)
-        backbone, note = wanted_backbone, f"Features from **{wanted_backbone}** with its ImageNet weights."
-    except siirto.SiirtoError as exc:
-        backbone = siirto.DEFAULT_BACKBONE
-        note = (f"**{wanted_backbone}'s weights are not available here** ({exc}). "
-                f"Using **{backbone}** instead: real ImageNet weights that work offline.")
+    backbone, note = siirto.backbones.backbone_or_offline_default(wanted_backbone)
     mo.md(f"## Features + LogisticRegression\n\n{note}")
     return (backbone,)
 

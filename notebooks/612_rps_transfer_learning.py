@@ -61,13 +61,7 @@ def _(data, mo, siirto):
 
 @app.cell
 def _(mo, siirto, wanted_backbone):
-    try:
-        siirto.load_backbone(wanted_backbone)
-        backbone, note = wanted_backbone, f"Backbone **{wanted_backbone}** with its ImageNet weights."
-    except siirto.SiirtoError as exc:
-        backbone = siirto.DEFAULT_BACKBONE
-        note = (f"**{wanted_backbone}'s weights are not available here** ({exc}). Using **{backbone}** instead "
-                f"(real ImageNet weights that work offline).")
+    backbone, note = siirto.backbones.backbone_or_offline_default(wanted_backbone)
     mo.md(f"## Training\n\n{note}")
     return (backbone,)
 

@@ -82,6 +82,11 @@ def test_offline_download_fails_with_advice(monkeypatch, capsys):
     assert main(["classify", "x.jpg", "--backbone", "resnet50"]) == 2
     err = capsys.readouterr().err
     assert "no internet" in err and "Traceback" not in err
+    from siirto.backbones import backbone_or_offline_default
+
+    name, note = backbone_or_offline_default("resnet50")  # what notebooks 610/612 do
+    assert name == "efficientnet_lite0" and "not available here" in note
+    assert backbone_or_offline_default("efficientnet_lite0")[0] == "efficientnet_lite0"
 
 
 def test_weights_file_loads_and_mismatch_is_explained(tmp_path):

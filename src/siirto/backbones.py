@@ -324,6 +324,16 @@ for _n in _LITE_SIZES:
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
+def backbone_or_offline_default(wanted: str) -> tuple[str, str]:
+    """``wanted`` if its weights can be loaded here, else the offline default -- and a sentence saying which."""
+    try:
+        load_backbone(wanted)
+        return wanted, f"Backbone **{wanted}** with its ImageNet weights."
+    except SiirtoError as exc:
+        return DEFAULT_BACKBONE, (f"**{wanted}'s weights are not available here** ({exc}). Using "
+                                  f"**{DEFAULT_BACKBONE}** instead: real ImageNet weights that work offline.")
+
+
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names, shipped with torchvision (no download)."""
     from torchvision.models._meta import _IMAGENET_CATEGORIES
