@@ -120,3 +120,11 @@ def test_capture_api(server, tmp_path):
     assert status == 400 and "no model loaded" in body["error"]
     status, page = _request(srv, "GET", "/")
     assert status == 200
+
+
+def test_capture_command_refuses_bad_labels(tmp_path, capsys):
+    from siirto.cli import main
+
+    assert main(["capture", "--labels", "rock,../x", "--out", str(tmp_path / "d")]) == 2
+    assert "not a plain name" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

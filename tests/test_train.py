@@ -255,3 +255,6 @@ def test_inception_aux_logits_in_training_only():
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 299, 299)).shape == (1, 3)
+    freeze(model, net.block_names(), "Mixed_7c")  # AuxLogits sits below the boundary: frozen, not counted
+    model.train()
+    assert model(torch.randn(2, 3, 299, 299)).shape == (2, 3)

@@ -76,7 +76,11 @@ class TransferModel(nn.Module):
             x = x.permute(0, 3, 1, 2).float() * self.scale + self.shift
         out = self.body(x)
         if isinstance(out, tuple):  # InceptionOutputs(logits=features, aux_logits)
-            return self.head(out[0]), out[1]
+            features, aux = out
+            # The auxiliary classifier counts only while it trains; frozen, it is untrained noise.
+            if any(p.requires_grad for p in self.body.AuxLogits.parameters()):
+                return self.head(features), aux
+            return self.head(features)
         return self.head(out)
 
     def train(self, mode: bool = True) -> "TransferModel":
