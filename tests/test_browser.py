@@ -65,7 +65,14 @@ def test_capture_page_with_fake_camera(browser, tmp_path):
         page.keyboard.down("b")                        # hold to burst
         page.wait_for_timeout(700)
         page.keyboard.up("b")
-        page.wait_for_timeout(500)
+        # The last burst frame may still be on its way: wait until page and disk agree, twice in a row.
+        agreed = 0
+        for _ in range(50):
+            page.wait_for_timeout(200)
+            on_disk = len(list((out / "paper").glob("*.jpg")))
+            agreed = agreed + 1 if page.inner_text("[data-label=paper]") == str(on_disk) else 0
+            if agreed == 2:
+                break
         rock = sorted((out / "rock").glob("*.jpg"))
         paper = sorted((out / "paper").glob("*.jpg"))
         assert len(rock) == 2 and len(paper) >= 3      # burst: several frames, all under the chosen label
