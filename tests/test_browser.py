@@ -62,8 +62,9 @@ def test_capture_page_with_fake_camera(browser, tmp_path):
         page.keyboard.press("2")                       # paper
         page.keyboard.press("Space")
         page.wait_for_function("document.querySelector('[data-label=paper]').textContent === '1'", timeout=10_000)
-        page.keyboard.down("b")                        # hold to burst
-        page.wait_for_timeout(700)
+        page.keyboard.down("b")                        # hold to burst: frames keep coming while B is down
+        page.wait_for_function("Number(document.querySelector('[data-label=paper]').textContent) >= 3",
+                               timeout=30_000)
         page.keyboard.up("b")
         # The last burst frame may still be on its way: wait until page and disk agree, twice in a row.
         agreed = 0
